@@ -1,0 +1,39 @@
+# verdigris: build, demo and test from a clean checkout.
+#   make demo   installs verdigris into .venv and runs the tour of the tutorial's examples
+#   make test   builds everything and runs every test (cargo, then pytest, then the seed check)
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.deps-installed
+
+.PHONY: demo test build cargo-test pytest seed bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "greenlet>=3.0" gevent mypy requests redis
+	touch $(STAMP)
+
+build: $(STAMP)
+	$(VENV)/bin/maturin develop --release --quiet
+
+demo: build
+	$(VPY) examples/tour.py
+
+cargo-test:
+	cargo test --release --quiet
+
+pytest: build
+	$(VPY) -m pytest -q
+
+seed: build
+	@if [ -d ../shared/seed ]; then ../shared/seed/check.sh $(VPY); \
+	else echo "seed: ../shared/seed not found, skipped (tests/test_seed.py covers the shipped copies)"; fi
+
+test: cargo-test pytest
+
+bench: build
+	$(VPY) -m benches
+
+clean:
+	rm -rf $(VENV) target
