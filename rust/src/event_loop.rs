@@ -40,6 +40,8 @@ use pyo3::types::PyTuple;
 use crate::clock;
 use crate::errors::{self, BlockingSwitchOutError, InvalidSwitchError};
 use crate::greenlet_api;
+use crate::hooks::{Hook, HookKind};
+use crate::monitor::{Activity, Monitor};
 use crate::owner::{thread_mark, Owned};
 use crate::poll::{PollOutcome, Poller, READ, WRITE};
 use crate::waits::{Outcome, Wait, WaitKey, Waits};
@@ -112,6 +114,8 @@ struct State {
     /// The cached time (`now()`), in ns of CLOCK_MONOTONIC.
     now_ns: u64,
     expired: Vec<(TimerKey, Ready)>,
+    /// Started hooks, by `HookKind` (prepare, check, idle, fork).
+    hooks: [Vec<Py<Hook>>; 4],
     stop_requested: bool,
     destroyed: bool,
     error_handler: Option<Py<PyAny>>,
@@ -125,9 +129,10 @@ struct PollerCell {
 }
 
 /// The event loop of one thread (gevent's `ILoop`).
-#[pyclass(frozen, module = "verdigris._core")]
+#[pyclass(frozen, subclass, module = "verdigris._core")]
 pub struct Loop {
     state: Owned<State>,
+    activity: Arc<Activity>,
     poller: Owned<PollerCell>,
     threadsafe: Arc<Threadsafe>,
     origin_ns: u64,
@@ -328,6 +333,7 @@ impl Loop {
         let n = self.st(py)?.borrow().ready.len();
         for _ in 0..n {
             let Some(entry) = self.st(py)?.borrow_mut().ready.pop_front() else { break };
+            self.activity.dispatched();
             self.dispatch(py, entry)?;
         }
         Ok(())
@@ -422,7 +428,8 @@ impl Loop {
     fn poll_once(&self, py: Python<'_>, nowait: bool) -> PyResult<bool> {
         let timeout = {
             let st = self.st(py)?.borrow();
-            if !st.ready.is_empty() || self.threadsafe.is_pending() || !st.idle_waits.is_empty() {
+            let idle = !st.idle_waits.is_empty() || !st.hooks[HookKind::Idle as usize].is_empty();
+            if !st.ready.is_empty() || self.threadsafe.is_pending() || idle {
                 Some(Duration::ZERO)
             } else if st.refs == 0 {
                 return Ok(false);
@@ -444,7 +451,10 @@ impl Loop {
                 PollOutcome::default()
             } else {
                 let PollerCell { poller, events } = pc;
-                py.detach(|| poller.poll(timeout, events)).map_err(|e| os_error("polling with", -1, e))?
+                self.activity.set_polling(true);
+                let polled = py.detach(|| poller.poll(timeout, events));
+                self.activity.set_polling(false);
+                polled.map_err(|e| os_error("polling with", -1, e))?
             }
         };
         if outcome.interrupted || outcome.signalled {
@@ -551,6 +561,42 @@ impl Loop {
         Ok(())
     }
 
+    pub(crate) fn hook_started(&self, py: Python<'_>, kind: HookKind, hook: Py<Hook>) -> PyResult<()> {
+        self.live_state(py)?.hooks[kind as usize].push(hook);
+        Ok(())
+    }
+
+    pub(crate) fn hook_stopped(&self, py: Python<'_>, kind: HookKind, hook: &Hook) -> PyResult<()> {
+        self.st(py)?.borrow_mut().hooks[kind as usize].retain(|h| !std::ptr::eq(h.get(), hook));
+        Ok(())
+    }
+
+    /// Calls every started hook of `kind` (a snapshot: hooks started meanwhile wait a turn).
+    fn run_hooks(&self, py: Python<'_>, kind: HookKind) -> PyResult<()> {
+        let hooks: Vec<Py<Hook>> = {
+            let st = self.st(py)?.borrow();
+            let list = &st.hooks[kind as usize];
+            if list.is_empty() {
+                return Ok(());
+            }
+            list.iter().map(|h| h.clone_ref(py)).collect()
+        };
+        for hook in hooks {
+            if let Some((cb, args)) = hook.get().target(py)? {
+                self.activity.dispatched();
+                if let Err(e) = cb.bind(py).call1(args.bind(py)) {
+                    self.report_error(py, hook.clone_ref(py).into_any(), e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn make_hook(slf: &Bound<'_, Self>, kind: HookKind, keeps_alive: bool, priority: Option<i32>) -> PyResult<Hook> {
+        slf.get().live_state(slf.py())?;
+        Ok(Hook::create(slf.py(), slf.clone().unbind(), kind, keeps_alive, priority))
+    }
+
     fn validate_fd(fd: RawFd, events: u8) -> PyResult<()> {
         if fd < 0 {
             return Err(PyValueError::new_err(format!("fd must be non-negative: {fd}")));
@@ -586,12 +632,14 @@ impl Loop {
                 refs: 0,
                 now_ns: origin_ns,
                 expired: Vec::new(),
+                hooks: Default::default(),
                 stop_requested: false,
                 destroyed: false,
                 error_handler: None,
                 hub: None,
             }),
             poller: Owned::new(PollerCell { poller, events: Vec::new() }),
+            activity: Arc::new(Activity::default()),
             threadsafe,
             origin_ns,
             default,
@@ -671,10 +719,15 @@ impl Loop {
                     return Ok(());
                 }
             }
+            self.run_hooks(py, HookKind::Prepare)?;
             if !self.poll_once(py, nowait)? {
                 return Ok(());
             }
             self.collect(py)?;
+            self.run_hooks(py, HookKind::Check)?;
+            if self.st(py)?.borrow().ready.is_empty() {
+                self.run_hooks(py, HookKind::Idle)?;
+            }
             if nowait || once {
                 return self.run_batch(py);
             }
@@ -748,6 +801,38 @@ impl Loop {
     fn async_(slf: &Bound<'_, Self>, r#ref: bool, priority: Option<i32>) -> PyResult<Async> {
         slf.get().live_state(slf.py())?;
         Ok(Async::create(slf.py(), slf.clone().unbind(), r#ref, priority))
+    }
+
+    /// A watcher whose callback runs before every poll.
+    #[pyo3(signature = (r#ref = true, priority = None))]
+    fn prepare(slf: &Bound<'_, Self>, r#ref: bool, priority: Option<i32>) -> PyResult<Hook> {
+        Loop::make_hook(slf, HookKind::Prepare, r#ref, priority)
+    }
+
+    /// A watcher whose callback runs after every poll.
+    #[pyo3(signature = (r#ref = true, priority = None))]
+    fn check(slf: &Bound<'_, Self>, r#ref: bool, priority: Option<i32>) -> PyResult<Hook> {
+        Loop::make_hook(slf, HookKind::Check, r#ref, priority)
+    }
+
+    /// A watcher whose callback runs when a turn has nothing else to do (the loop then never
+    /// blocks while it is started).
+    #[pyo3(signature = (r#ref = true, priority = None))]
+    fn idle(slf: &Bound<'_, Self>, r#ref: bool, priority: Option<i32>) -> PyResult<Hook> {
+        Loop::make_hook(slf, HookKind::Idle, r#ref, priority)
+    }
+
+    /// A watcher whose callback runs in a forked child, after `reinit()`.
+    #[pyo3(signature = (r#ref = true, priority = None))]
+    fn fork(slf: &Bound<'_, Self>, r#ref: bool, priority: Option<i32>) -> PyResult<Hook> {
+        Loop::make_hook(slf, HookKind::Fork, r#ref, priority)
+    }
+
+    /// Starts the blocked-loop monitor: a thread that calls `report(blocked_seconds)` (with the
+    /// GIL, from the monitor thread) when one callback or greenlet run has held the loop for
+    /// `max_blocking_time` seconds. See `verdigris._core.Monitor`.
+    fn start_monitor(&self, max_blocking_time: f64, report: Py<PyAny>) -> PyResult<Monitor> {
+        Monitor::spawn(self.activity.clone(), max_blocking_time, report)
     }
 
     /// Parks the current greenlet for `seconds` (<= 0: until the next turn, behind everything
@@ -916,12 +1001,13 @@ impl Loop {
         let mut pc = self.poller.get(py)?.borrow_mut();
         pc.poller.reinit().map_err(|e| os_error("re-creating the poller after fork:", -1, e))?;
         *self.threadsafe.waker.lock().unwrap_or_else(|e| e.into_inner()) = pc.poller.waker();
-        Ok(())
+        drop(pc);
+        self.run_hooks(py, HookKind::Fork)
     }
 
     /// Stops the loop for good and drops everything queued or armed.
     fn destroy(&self, py: Python<'_>) -> PyResult<()> {
-        let (ready, wheel, io_watchers, handler, hub) = {
+        let (ready, wheel, io_watchers, hooks, handler, hub) = {
             let mut st = self.st(py)?.borrow_mut();
             st.destroyed = true;
             st.refs = 0;
@@ -929,11 +1015,12 @@ impl Loop {
                 std::mem::take(&mut st.ready),
                 std::mem::take(&mut st.wheel),
                 std::mem::take(&mut st.io_watchers),
+                std::mem::take(&mut st.hooks),
                 st.error_handler.take(),
                 st.hub.take(),
             )
         };
-        drop((ready, wheel, io_watchers, handler, hub));
+        drop((ready, wheel, io_watchers, hooks, handler, hub));
         drop(self.threadsafe.take());
         Ok(())
     }

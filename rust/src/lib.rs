@@ -9,6 +9,8 @@ pub mod clock;
 pub mod errors;
 pub mod event_loop;
 pub mod greenlet_api;
+pub mod hooks;
+pub mod monitor;
 pub mod owner;
 pub mod poll;
 pub mod waits;
@@ -26,6 +28,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<watchers::Timer>()?;
     m.add_class::<watchers::Io>()?;
     m.add_class::<watchers::Async>()?;
+    m.add_class::<hooks::Hook>()?;
+    m.add_class::<monitor::Monitor>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
     m.add("READ", poll::READ)?;
