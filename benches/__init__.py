@@ -11,6 +11,7 @@ Modules, one idea each:
 * ``libs``: load a library under test behind gevent's names.
 * ``greenlet_workloads`` / ``asyncio_workloads``: the workloads themselves.
 * ``floors``: what no library can go below on this machine.
+* ``timing``, ``rss``: the clocks and the memory gauges the workloads read.
 * ``child``: one measurement inside a fresh process.
 * ``wsgi_server`` / ``wsgi_bench``: the WSGI server under test and the wrk driver.
 * ``runner``: the interleaved schedule of child processes.

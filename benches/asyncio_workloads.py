@@ -16,8 +16,8 @@ import time
 from itertools import repeat
 
 from benches import rss
-from benches.timing import Rounds, Stopwatch
 from benches.greenlet_workloads import TCP_MESSAGE, TCP_ROUND_TRIPS
+from benches.timing import Rounds, Stopwatch
 
 perf_counter = time.perf_counter  # only to bound waits; measuring is Stopwatch's job
 

@@ -48,7 +48,7 @@ def ratios(rows, geomeans, info, path):
 
     fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(groups) + 2), 5))
     width = 0.8 / len(libs)
-    for g, (name, rs, target, passed) in enumerate(groups):
+    for g, (_, rs, target, passed) in enumerate(groups):
         for k, lib in enumerate(libs):
             if lib not in rs:
                 continue
@@ -96,7 +96,8 @@ def sweep(rows, libs, info, path):
                 bottom.plot(*zip(*ratios), marker="o", label=f"{lib}/gevent", color=color)
     floors = [(r["size"], r["floor"]["cost"]) for r in rows if r["floor"] and "cost" in r["floor"]]
     if floors:
-        top.plot(*zip(*floors), linestyle=":", color="black", label=f"floor ({rows[0]['floor']['name']})")
+        top.plot(*zip(*floors), linestyle=":", color="black",
+                 label=f"floor ({rows[0]['floor']['name']})")
     top.set_xscale("log")
     _log_axis(top, lambda y: fmt.cost(unit, y))
     top.set_ylabel({"time": "cost per op", "rate": "requests per second",

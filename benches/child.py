@@ -5,9 +5,9 @@ eventlet's hubs, or a monkey patch, cannot leak into another library's numbers) 
 ru_maxrss starts from zero. The last line on stdout is one JSON object; anything else a
 library prints is ignored.
 
-    python -m benches.child probe LIB              -> {"version", "detail"}
-    python -m benches.child run LIB WORKLOAD SIZE [wall|cpu]  -> {"total", "cpu", "ops", "cost", ...}
-    python -m benches.child floor NAME [wall|cpu]  -> {"cost"}
+    python -m benches.child probe LIB                         -> {"version", "detail"}
+    python -m benches.child run LIB WORKLOAD SIZE [wall|cpu]  -> {"total", "cpu", "ops", "cost"}
+    python -m benches.child floor NAME [wall|cpu]             -> {"cost"}
 
 On failure the object is ``{"error": "..."}`` and the exit status is 1. The process ends with
 ``os._exit`` so that tearing down thousands of parked greenlets is neither timed nor waited for.

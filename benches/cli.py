@@ -10,7 +10,7 @@ import sys
 import time
 
 from benches import catalog, chart, judge, machine, report
-from benches.runner import Runner, effective_size
+from benches.runner import TIMEOUTS, Runner, effective_size
 
 EPILOG = """workloads: """ + ", ".join(w.name for w in catalog.WORKLOADS) + """
 
@@ -31,7 +31,8 @@ def parse(argv):
                    help=f"comma-separated, from {','.join(catalog.ALL_LIBS)} (default %(default)s)")
     p.add_argument("--only", metavar="W1,W2", help="run only these workloads")
     p.add_argument("--sweep", metavar="W", help="run workload W at several sizes")
-    p.add_argument("--sizes", metavar="N1,N2", help="the sizes for --sweep (default: its catalog list)")
+    p.add_argument("--sizes", metavar="N1,N2",
+                   help="the sizes for --sweep (default: the workload's sweep list)")
     p.add_argument("--size", type=int, metavar="N", help="one size for every workload run")
     p.add_argument("--wsgi-seconds", type=int, metavar="S",
                    help="length of each timed wrk run (default 5; 1 with --quick)")
@@ -93,7 +94,8 @@ def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     contention = machine.Contention()
-    runner = Runner(args.libs, args.repeat, args.wsgi_seconds, args.clock)
+    mode = "sweep" if args.sweep else "quick" if args.quick else "full"
+    runner = Runner(args.libs, args.repeat, args.wsgi_seconds, args.clock, TIMEOUTS[mode])
     availability = runner.probe()
     steps = plan(args)
     runner.plan_size([(w, s) for w, s, _ in steps])

@@ -48,7 +48,7 @@ def _median_per_op(batch, n):
 
 
 def _roundtrip_batch(n):
-    from greenlet import getcurrent, greenlet, GreenletExit
+    from greenlet import GreenletExit, getcurrent, greenlet
 
     main = getcurrent()
 
@@ -137,7 +137,7 @@ def tcp_echo_rt():
 
 def parked_greenlet_bytes(n=50_000):
     """Must run in a fresh process (ru_maxrss is a process-wide peak)."""
-    from greenlet import getcurrent, greenlet, GreenletExit
+    from greenlet import GreenletExit, getcurrent, greenlet
 
     main = getcurrent()
 

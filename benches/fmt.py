@@ -32,4 +32,4 @@ def size(n: int) -> str:
 
 
 def ratio(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+    return "n/a" if value is None else f"{value:.3f}"

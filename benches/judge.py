@@ -60,7 +60,9 @@ def geomeans(rows) -> dict:
     for r in rows:
         first.setdefault(r["workload"], r)
     out = {}
-    libs = {lib for r in rows for lib in r["ratios"]} | {SUBJECT}
+    libs = {lib for r in rows for lib in r["ratios"]}
+    if any(SUBJECT in r["libs"] for r in rows):
+        libs.add(SUBJECT)  # even with no ratio at all: its n/a verdict belongs in the report
     for lib in sorted(libs):
         ratios = [first[w]["ratios"].get(lib) for w in catalog.GEOMEAN_WORKLOADS if w in first]
         missing = [w for w in catalog.GEOMEAN_WORKLOADS

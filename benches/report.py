@@ -14,12 +14,13 @@ from benches import catalog, fmt, judge, machine, stats
 
 def cells(rows, libs):
     """(header, body rows, footnotes) of the results table, all strings."""
-    notes = []
+    reasons = {}  # reason -> who it applies to, in order of first appearance
 
-    def footnote(text):
-        if text not in notes:
-            notes.append(text)
-        return f"[{notes.index(text) + 1}]"
+    def footnote(who, reason):
+        whom = reasons.setdefault(reason, [])
+        if who not in whom:
+            whom.append(who)
+        return f"[{list(reasons).index(reason) + 1}]"
 
     header = ["workload", "size", *libs, "v/g", "target", "verdict", "floor", "×floor v / g"]
     body = []
@@ -30,7 +31,7 @@ def cells(rows, libs):
             if entry.get("error") == "no counterpart":
                 line.append("—")
             elif entry.get("error") or "median" not in entry:
-                line.append("n/a" + footnote(f"{lib}: {entry.get('error') or 'no samples'}"))
+                line.append("n/a" + footnote(lib, entry.get("error") or "no samples"))
             else:
                 line.append(f"{fmt.cost(r['unit'], entry['median'])} "
                             f"±{stats.spread(entry) * 100:.0f}%")
@@ -38,7 +39,7 @@ def cells(rows, libs):
         line.append(f"≤ {r['target']:.2f}" + (f" & < {r['beat']}" if r["beat"] else ""))
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[r["pass"]]
         for note in r["notes"]:
-            verdict += footnote(f"{r['workload']} {fmt.size(r['size'])}: {note}")
+            verdict += footnote(f"{r['workload']} {fmt.size(r['size'])}", note)
         line.append(verdict)
         floor = r["floor"]
         if floor and "cost" in floor:
@@ -46,10 +47,11 @@ def cells(rows, libs):
             multiples = [r["above_floor"].get(lib) for lib in (judge.SUBJECT, judge.BASELINE)]
             line.append(" / ".join("—" if m is None else f"{m:.1f}×" for m in multiples))
         elif floor:
-            line.extend(["n/a" + footnote(f"floor {floor['name']}: {floor.get('error')}"), "—"])
+            line.extend(["n/a" + footnote(f"floor {floor['name']}", floor.get("error")), "—"])
         else:
             line.extend(["—", "—"])
         body.append(line)
+    notes = [f"{', '.join(whom)}: {reason}" for reason, whom in reasons.items()]
     return header, body, notes
 
 

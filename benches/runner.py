@@ -19,8 +19,9 @@ from benches import catalog, floors, fmt, wsgi_bench
 
 #: The directory holding the ``benches`` package: the children's cwd and import path.
 ROOT = Path(__file__).resolve().parent.parent
-#: A single run of any workload at any --sweep size finishes well within this.
-CHILD_TIMEOUT = 900
+#: Seconds one child may take before it is killed and its library's row becomes n/a (a library
+#: under development can hang). Default sizes take a few seconds; --sweep sizes up to minutes.
+TIMEOUTS = {"quick": 120, "full": 300, "sweep": 900}
 
 
 def child_env() -> dict:
@@ -30,14 +31,15 @@ def child_env() -> dict:
     return env
 
 
-def run_child(*args) -> dict:
-    """Run ``python -m benches.child ARGS`` with this interpreter; its last stdout line."""
+def run_child(*args, timeout=TIMEOUTS["full"]) -> dict:
+    """Run ``python -m benches.child ARGS`` with this interpreter; its last stdout line.
+    On timeout ``subprocess.run`` kills the child (ours, by its handle)."""
     try:
         done = subprocess.run([sys.executable, "-m", "benches.child", *map(str, args)], cwd=ROOT,
                               env=child_env(), stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=CHILD_TIMEOUT)
+                              text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {CHILD_TIMEOUT}s"}
+        return {"error": f"killed after {timeout}s (hung?)"}
     lines = done.stdout.strip().splitlines()
     try:
         return json.loads(lines[-1])
@@ -65,9 +67,11 @@ def effective_size(workload: catalog.Workload, size: int):
 class Runner:
     """Runs the plan; prints one progress line per measurement on stderr."""
 
-    def __init__(self, libs, repeat: int, wsgi_seconds: int, clock: str = "wall", log=sys.stderr):
+    def __init__(self, libs, repeat: int, wsgi_seconds: int, clock: str = "wall",
+                 timeout: int = TIMEOUTS["full"], log=sys.stderr):
         self.libs = list(libs)
         self.clock = clock
+        self.timeout = timeout
         self.repeat = repeat
         self.wsgi_seconds = wsgi_seconds
         self.log = log
@@ -83,7 +87,7 @@ class Runner:
     def probe(self) -> dict:
         """Import each library once in a child: version, or the reason it cannot run."""
         for lib in self.libs:
-            out = run_child("probe", lib)
+            out = run_child("probe", lib, timeout=self.timeout)
             out["ok"] = "error" not in out
             self.availability[lib] = out
             self.say(f"{lib}: {out.get('version')} {out.get('detail', '')}" if out["ok"]
@@ -129,10 +133,10 @@ class Runner:
     def one(self, workload: catalog.Workload, lib: str, size: int) -> dict:
         if workload.name == "wsgi":
             return wsgi_bench.measure(lib, size, self.wsgi_seconds, ROOT, child_env())
-        return run_child("run", lib, workload.name, size, self.clock)
+        return run_child("run", lib, workload.name, size, self.clock, timeout=self.timeout)
 
     def floor(self, name: str) -> dict:
-        out = run_child("floor", name, self.clock)
+        out = run_child("floor", name, self.clock, timeout=self.timeout)
         shown = fmt.cost(floors.unit(name), out["cost"]) if "cost" in out else out["error"]
         self.say(f"floor {name}: {shown}")
         return out

@@ -63,7 +63,7 @@ def main(lib_name):
         port, serve = _eventlet() if lib_name == "eventlet" else _gevent_like(lib_name)
     except Exception as exc:
         _say({"error": f"{type(exc).__name__}: {exc}"})
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     _say({"port": port})
     serve()
 

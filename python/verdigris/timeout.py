@@ -43,11 +43,6 @@ class _FakeTimer:
 _FakeTimer = _FakeTimer()
 
 
-def _on_expiration(glet, exception):
-    if not glet.dead:
-        glet.throw(exception)
-
-
 class Timeout(BaseException):
     """Raises *exception* in the current greenlet after *seconds* (gevent's ``Timeout``).
 
@@ -58,30 +53,37 @@ class Timeout(BaseException):
 
     ``seconds=None`` never fires. A Timeout is a ``BaseException`` so that ``except Exception``
     in the guarded code does not swallow it.
+
+    .. note:: gevent gives every Timeout a loop timer watcher (``timeout.timer``) when it is
+       created. verdigris arms a timer inside the loop only when the timeout is started
+       (``Loop.arm_throw``), which makes ``with Timeout(...)`` several times cheaper; there is
+       no ``timer`` attribute, and ``priority`` is accepted and ignored.
     """
 
     def __init__(self, seconds=None, exception=None, ref=True, priority=-1, _one_shot=False):
         BaseException.__init__(self)
         self.seconds = seconds
         self.exception = exception
-        self._one_shot = _one_shot
-        if seconds is None:
-            self.timer = _FakeTimer
-        else:
-            self.timer = get_hub().loop.timer(seconds or 0.0, ref=ref, priority=priority)
+        self._ref = ref
+        self._token = None
+        self._loop = None
 
     def start(self):
         """Arms the timeout for the current greenlet."""
-        if self.pending:
+        if self._token is not None and self._loop.is_armed(self._token):
             raise AssertionError("%r is already started; to restart it, cancel it first" % (self,))
-        if self.seconds is None:
+        seconds = self.seconds
+        if seconds is None:
             return
         exception = self.exception
         if exception is None or exception is False or isinstance(exception, str):
             throws = self
         else:
             throws = exception
-        self.timer.start(_on_expiration, getcurrent(), throws)
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = get_hub().loop
+        self._token = loop.arm_throw(seconds or 0.0, getcurrent(), throws, self._ref)
 
     @classmethod
     def start_new(cls, timeout=None, exception=None, ref=True, _one_shot=False):
@@ -90,7 +92,7 @@ class Timeout(BaseException):
             if not timeout.pending:
                 timeout.start()
             return timeout
-        timeout = cls(timeout, exception, ref=ref, _one_shot=_one_shot)
+        timeout = cls(timeout, exception, ref=ref)
         timeout.start()
         return timeout
 
@@ -99,32 +101,28 @@ class Timeout(BaseException):
         # A cheap stand-in when there is no timeout: blocking primitives call this on every wait.
         if timeout is None:
             return _FakeTimer
-        return Timeout.start_new(timeout, exception, ref, _one_shot=True)
+        return Timeout.start_new(timeout, exception, ref)
 
     @property
     def pending(self):
         """True while the timeout is armed (or has fired and is being delivered)."""
-        return self.timer.pending or self.timer.active
+        token = self._token
+        return token is not None and self._loop.is_armed(token)
 
     def cancel(self):
         """Disarms the timeout, if armed; it can be started again."""
-        if self.timer.pending or self.timer.active:
-            self.timer.stop()
-        if self._one_shot:
-            self.close()
+        token = self._token
+        if token is not None:
+            self._token = None
+            self._loop.disarm(token)
 
     def close(self):
-        """Disarms the timeout for good and frees its timer."""
-        self.timer.stop()
-        self.timer.close()
-        self.timer = _FakeTimer
+        """Disarms the timeout (gevent also frees its timer; here it is the same as cancel)."""
+        self.cancel()
 
     def __repr__(self):
         classname = type(self).__name__
-        if self.pending:
-            pending = " pending"
-        else:
-            pending = ""
+        pending = " pending" if self.pending else ""
         if self.exception is None:
             exception = ""
         else:
@@ -142,12 +140,16 @@ class Timeout(BaseException):
         return "%s second%s: %s" % (self.seconds, suffix, self.exception)
 
     def __enter__(self):
-        if not self.pending:
+        token = self._token
+        if token is None or not self._loop.is_armed(token):
             self.start()
         return self
 
     def __exit__(self, typ, value, tb):
-        self.close()
+        token = self._token
+        if token is not None:
+            self._token = None
+            self._loop.disarm(token)
         if value is self and self.exception is False:
             return True
         return None
@@ -160,7 +162,7 @@ def with_timeout(seconds, function, *args, **kwds):
     fires.
     """
     timeout_value = kwds.pop("timeout_value", _NONE)
-    timeout = Timeout.start_new(seconds, _one_shot=True)
+    timeout = Timeout.start_new(seconds)
     try:
         try:
             return function(*args, **kwds)

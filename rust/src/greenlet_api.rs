@@ -127,7 +127,7 @@ impl GreenletApi {
         }
     }
 
-    /// `glet.throw(exc)` with an exception instance (type and traceback derived from it).
+    /// `glet.throw(exc)`: `exc` is an exception instance, or a class to instantiate.
     pub fn throw<'py>(
         &self,
         glet: &Bound<'py, PyAny>,
@@ -135,11 +135,16 @@ impl GreenletApi {
     ) -> PyResult<Bound<'py, PyAny>> {
         debug_assert!(self.is_greenlet(glet));
         let py = glet.py();
-        let typ = exc.get_type();
-        // SAFETY: arguments are live objects; PyGreenlet_Throw borrows them and returns a new
-        // reference or NULL with an exception set.
+        // SAFETY: arguments are live objects; PyGreenlet_Throw borrows them (typ, val, tb with
+        // val/tb possibly None) and returns a new reference or NULL with an exception set.
         unsafe {
-            let r = (self.throw)(glet.as_ptr(), typ.as_ptr(), exc.as_ptr(), ffi::Py_None());
+            let none = ffi::Py_None();
+            let r = if ffi::PyType_Check(exc.as_ptr()) != 0 {
+                (self.throw)(glet.as_ptr(), exc.as_ptr(), none, none)
+            } else {
+                let typ = exc.get_type();
+                (self.throw)(glet.as_ptr(), typ.as_ptr(), exc.as_ptr(), none)
+            };
             Bound::from_owned_ptr_or_err(py, r)
         }
     }

@@ -42,12 +42,16 @@ pub struct Wait {
     pub queued: bool,
     /// Set by the loop just before switching back into `glet`.
     pub fired: Option<Outcome>,
+    /// For an armed timeout (not a parked greenlet): the exception (instance or class) to throw
+    /// into `glet` when the timer fires. Such a wait is owned by the Python `Timeout`, which
+    /// disarms it, or by the loop, which removes it when it fires.
+    pub throw: Option<Py<PyAny>>,
 }
 
 impl Wait {
     /// A wait for `glet` with nothing armed yet.
     pub fn new(glet: Py<PyAny>) -> Wait {
-        Wait { glet, timer: None, fd: None, counts_ref: false, queued: false, fired: None }
+        Wait { glet, timer: None, fd: None, counts_ref: false, queued: false, fired: None, throw: None }
     }
 }
 
@@ -56,6 +60,18 @@ impl Wait {
 pub struct WaitKey {
     index: u32,
     generation: u32,
+}
+
+impl WaitKey {
+    /// The key as one integer, for Python.
+    pub fn to_token(self) -> u64 {
+        (u64::from(self.index) << 32) | u64::from(self.generation)
+    }
+
+    /// The key back from [`WaitKey::to_token`].
+    pub fn from_token(token: u64) -> WaitKey {
+        WaitKey { index: (token >> 32) as u32, generation: token as u32 }
+    }
 }
 
 struct Slot {
