@@ -161,7 +161,7 @@ def test_uncontended_acquire_and_release_work_inside_a_loop_callback():
     assert record == [True, 1]
 
 
-def test_rawlink_called_when_released():
+def test_rawlink_called_when_released(hub):
     sem = Semaphore(0)
     record = []
     sem.rawlink(lambda source: record.append(source.counter))
@@ -354,3 +354,13 @@ def test_acquire_forever_with_nothing_else_to_run_raises_loop_exit():
         with pytest.raises(verdigris.exceptions.LoopExit):
             sem.acquire()
     assert sem.linkcount() == 0
+
+
+def test_bounded_semaphore_fork_reinit_restores_the_initial_count():
+    # threading and logging call _at_fork_reinit on their locks in a forked child.
+    sem = BoundedSemaphore(2)
+    sem.acquire()
+    sem.acquire()
+    sem._at_fork_reinit()
+    assert sem.counter == 2
+    assert sem.acquire(blocking=False) is True

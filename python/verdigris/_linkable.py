@@ -29,6 +29,15 @@ Discussion: the hot paths.
     in a :class:`collections.deque` (O(1) append and pop from the front; ``unlink`` is O(n), but it
     is only needed when a wait is abandoned, e.g. on timeout), scheduling a round costs one
     attribute test when one is already pending, and a wait without a timeout never creates a timer.
+    A round does nothing per link but pop and call it: a callable linked twice is called twice.
+
+.. note::
+   gevent calls the links synchronously, inside ``set()``, when the thread has no hub yet;
+   verdigris always schedules the round, creating the hub if needed.
+
+.. note::
+   gevent skips a callable's second registration within a round and calls it in the next
+   round; verdigris calls both registrations in the same round.
 
 .. note::
    gevent lets a few of these objects be used from several threads (it detects the owning hub
@@ -123,6 +132,15 @@ class AbstractLinkable:
             notifier.stop()
             self._notifier = None
 
+    def _at_fork_reinit(self):
+        """Forget the parent's hub and scheduled round in a forked child.
+
+        :mod:`threading` and :mod:`logging` call this on their locks after ``fork()``; the
+        loop callback of a pending round belongs to the parent's loop.
+        """
+        self.hub = None
+        self._notifier = None
+
     # -- notification --------------------------------------------------------------------------
 
     def _check_and_notify(self):
@@ -147,26 +165,30 @@ class AbstractLinkable:
     def _notify_links(self):
         """Run one notification round (in the hub greenlet); see the module's discussion."""
         self._notifier = _RUNNING
-        links = self._links
-        remaining = len(links)
-        only_while_ready = not self._notify_all
-        # The same callable linked twice is called once per round, as in gevent. Keyed by id,
-        # the dict also keeps each called link alive until the round ends, so an id cannot be
-        # reused by a new link within the round.
-        called = {}
         try:
-            while remaining and links:
-                if only_while_ready and not self.ready():
-                    break
-                remaining -= 1
-                link = links.popleft()
-                if id(link) in called:
-                    continue
-                called[id(link)] = link
-                try:
-                    link(self)
-                except:  # noqa: E722 -- we run in the hub: report every error, never escape
-                    self._report_link_error(link)
+            if self._notify_all:
+                # The fan-out path (Event.set() waking thousands): nothing but pop and call.
+                links = self._links
+                popleft = links.popleft
+                for _ in range(len(links)):
+                    try:
+                        link = popleft()
+                    except IndexError:  # links unlinked by earlier ones
+                        break
+                    try:
+                        link(self)
+                    except:  # noqa: E722 -- we run in the hub: report every error, never escape
+                        self._report_link_error(link)
+            else:
+                links = self._links
+                for _ in range(len(links)):
+                    if not links or not self.ready():
+                        break
+                    link = links.popleft()
+                    try:
+                        link(self)
+                    except:  # noqa: E722
+                        self._report_link_error(link)
         finally:
             self._notifier = None
         # A link may have made us ready again, or links may have arrived behind the boundary.

@@ -4,7 +4,10 @@ Both wake their waiters through :class:`~verdigris._linkable.AbstractLinkable`: 
 schedules a notification round on the hub's loop, and the waiters then run in the order in which
 they started waiting, after the setter yields. Both are for greenlets of one thread.
 """
+from greenlet import getcurrent
+
 from verdigris._linkable import AbstractLinkable
+from verdigris.exceptions import InvalidSwitchError
 from verdigris.timeout import Timeout
 
 __all__ = ['Event', 'AsyncResult']
@@ -71,7 +74,24 @@ class Event(AbstractLinkable):
             if self._notifier is not None:
                 self._wait_behind_round()
             return True
-        return self._wait(timeout)
+        if timeout is not None:
+            return self._wait(timeout)
+        # _wait(None), inlined: Event.set() waking thousands of waiters is benchmarked, and each
+        # frame less between a parked greenlet and the hub is one less to bring back into cache.
+        switch = getcurrent().switch
+        self._links.append(switch)
+        hub = self.hub
+        if hub is None or hub.loop is None:
+            hub = self._capture_hub()
+        try:
+            result = hub.switch()
+        except BaseException:
+            self.unlink(switch)
+            raise
+        if result is not self:
+            self.unlink(switch)
+            raise InvalidSwitchError('Invalid switch into Event.wait(): %r' % (result,))
+        return True
 
     def _reset_internal_locks(self):
         # Called by threading's fork handling on Event objects once monkey-patched.

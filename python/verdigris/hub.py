@@ -50,6 +50,9 @@ __all__ = [
 MAIN_THREAD_IDENT = threading.main_thread().ident
 
 _tls = threading.local()
+_raw_switch = RawGreenlet.switch
+#: greenlet class -> its ``switch_out`` function, or None
+_switch_out_of = {}
 
 
 class _readproperty:
@@ -146,11 +149,22 @@ class Hub(RawGreenlet):
             self.parent.throw(LoopExit("This operation would block forever", self))
 
     def switch(self):
-        """Switches to the hub; returns what is switched back into the current greenlet."""
-        switch_out = getattr(getcurrent(), "switch_out", None)
+        """Switches to the hub; returns what is switched back into the current greenlet.
+
+        Calls the current greenlet's ``switch_out()`` first if its class defines one (the hub's
+        own raises :class:`BlockingSwitchOutError`).
+        """
+        current = getcurrent()
+        cls = type(current)
+        try:
+            switch_out = _switch_out_of[cls]
+        except KeyError:
+            # Looked up once per class: a failed getattr on a greenlet raises (and formats) an
+            # AttributeError internally, which would cost more than the switch itself.
+            switch_out = _switch_out_of[cls] = getattr(cls, "switch_out", None)
         if switch_out is not None:
-            switch_out()
-        return RawGreenlet.switch(self)
+            switch_out(current)
+        return _raw_switch(self)
 
     def switch_out(self):
         raise BlockingSwitchOutError("Impossible to call blocking function in the event loop callback")

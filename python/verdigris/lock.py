@@ -129,6 +129,11 @@ class BoundedSemaphore(Semaphore):
             raise self._OVER_RELEASE_ERROR('Semaphore released too many times')
         return Semaphore.release(self)
 
+    def _at_fork_reinit(self):
+        # In a forked child nobody holds it any more: back to the initial count.
+        Semaphore._at_fork_reinit(self)
+        self.counter = self._initial_value
+
 
 class DummySemaphore:
     """DummySemaphore(value=None) -> a semaphore that never blocks.

@@ -85,7 +85,7 @@ def _park(hub, waiters, waiter, timeout, timeout_error):
     """Switch to the hub until resumed, *waiter* being queued in *waiters* already.
 
     Whatever else ends the wait (the timeout, a kill) takes *waiter* off the queue. An untimed
-    wait creates no timer at all: it is the consumer's hot path.
+    wait (the consumer's hot path) creates no timer at all.
     """
     timer = None if timeout is None else Timeout._start_new_or_dummy(timeout, timeout_error)
     try:
@@ -105,9 +105,8 @@ def _stray_switch(waiters, waiter, what, result):
 
 
 def _report_resume_error(hub, context):
-    # Called in an ``except`` block of the hub, after switching into a blocked greenlet raised
-    # (a raw greenlet that dies with an exception lands in its parent, the hub). Report it: the
-    # other blocked greenlets must still be woken.
+    # In an ``except`` block of the hub, after switching into a blocked greenlet raised (a raw
+    # greenlet dying lands in its parent): report it, the other greenlets must still be woken.
     handle_error = getattr(hub, 'handle_error', None)
     if handle_error is None:
         raise  # noqa: PLE0704 -- re-raises the exception being handled by our caller
@@ -579,16 +578,13 @@ class Channel:
         """Blocked putters minus blocked getters."""
         return len(self.putters) - len(self.getters)
 
-    def qsize(self):
-        """Always 0: a channel holds nothing."""
+    def qsize(self):  # a channel holds nothing: always 0, empty and full
         return 0
 
     def empty(self):
-        """Always True."""
         return True
 
     def full(self):
-        """Always True."""
         return True
 
     def put(self, item, block=True, timeout=None):
@@ -616,7 +612,6 @@ class Channel:
             raise _stray_switch(self.putters, putter, 'Channel.put', result)
 
     def put_nowait(self, item):
-        """Same as ``put(item, block=False)``."""
         self.put(item, False)
 
     def get(self, block=True, timeout=None):
@@ -640,7 +635,6 @@ class Channel:
         return _park(hub, self.getters, current, timeout, Empty)
 
     def get_nowait(self):
-        """Same as ``get(block=False)``."""
         return self.get(False)
 
     def _schedule_unlock(self):

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod errors;
 pub mod event_loop;
+pub mod frame_cache;
 pub mod greenlet_api;
 pub mod hooks;
 pub mod monitor;
@@ -19,10 +20,17 @@ pub mod wheel;
 
 use pyo3::prelude::*;
 
+/// Number of Python frame-stack chunks kept for reuse by new greenlets (see `frame_cache`).
+#[pyfunction]
+fn frame_chunks_cached() -> usize {
+    frame_cache::cached()
+}
+
 /// The native module. `gil_used = true`: the loop's state relies on the GIL (see `owner`).
 #[pymodule(gil_used = true)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     greenlet_api::init(m.py())?;
+    frame_cache::install();
     m.add_class::<event_loop::Loop>()?;
     m.add_class::<watchers::Callback>()?;
     m.add_class::<watchers::Timer>()?;
@@ -33,6 +41,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
     m.add("READ", poll::READ)?;
+    m.add_function(wrap_pyfunction!(frame_chunks_cached, m)?)?;
     m.add("WRITE", poll::WRITE)?;
     Ok(())
 }
