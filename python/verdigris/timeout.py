@@ -5,9 +5,7 @@ greenlet that started it, wherever it is blocked. Leaving a ``with Timeout(...)`
 ``cancel()``, disarms it, so most timeouts never fire: that is why arming and cancelling are
 O(1) in the loop's timer wheel.
 """
-from greenlet import getcurrent
-
-from verdigris.hub import get_hub
+from verdigris._core import TimeoutBase
 
 __all__ = ["Timeout", "with_timeout"]
 
@@ -43,8 +41,10 @@ class _FakeTimer:
 _FakeTimer = _FakeTimer()
 
 
-class Timeout(BaseException):
+class Timeout(TimeoutBase):
     """Raises *exception* in the current greenlet after *seconds* (gevent's ``Timeout``).
+
+    ``Timeout(seconds=None, exception=None, ref=True)``:
 
     * ``exception=None``: the Timeout instance itself is raised (catch ``Timeout``);
     * an exception class or instance: that is raised instead;
@@ -52,38 +52,15 @@ class Timeout(BaseException):
     * ``False``: a silent timeout: leaving the ``with`` block swallows it.
 
     ``seconds=None`` never fires. A Timeout is a ``BaseException`` so that ``except Exception``
-    in the guarded code does not swallow it.
+    in the guarded code does not swallow it. ``start()``, ``cancel()``, ``close()``,
+    ``pending`` and the context manager are implemented natively (``TimeoutBase``).
 
     .. note:: gevent gives every Timeout a loop timer watcher (``timeout.timer``) when it is
-       created. verdigris arms a timer inside the loop only when the timeout is started
-       (``Loop.arm_throw``), which makes ``with Timeout(...)`` several times cheaper; there is
-       no ``timer`` attribute, and ``priority`` is accepted and ignored.
+       created. verdigris arms a timer inside the loop only when the timeout is started, which
+       makes ``with Timeout(...)`` several times cheaper; there is no ``timer`` attribute, and
+       ``priority`` is accepted and ignored. ``args`` holds the constructor's arguments
+       (gevent's is empty).
     """
-
-    def __init__(self, seconds=None, exception=None, ref=True, priority=-1, _one_shot=False):
-        BaseException.__init__(self)
-        self.seconds = seconds
-        self.exception = exception
-        self._ref = ref
-        self._token = None
-        self._loop = None
-
-    def start(self):
-        """Arms the timeout for the current greenlet."""
-        if self._token is not None and self._loop.is_armed(self._token):
-            raise AssertionError("%r is already started; to restart it, cancel it first" % (self,))
-        seconds = self.seconds
-        if seconds is None:
-            return
-        exception = self.exception
-        if exception is None or exception is False or isinstance(exception, str):
-            throws = self
-        else:
-            throws = exception
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = get_hub().loop
-        self._token = loop.arm_throw(seconds or 0.0, getcurrent(), throws, self._ref)
 
     @classmethod
     def start_new(cls, timeout=None, exception=None, ref=True, _one_shot=False):
@@ -103,23 +80,6 @@ class Timeout(BaseException):
             return _FakeTimer
         return Timeout.start_new(timeout, exception, ref)
 
-    @property
-    def pending(self):
-        """True while the timeout is armed (or has fired and is being delivered)."""
-        token = self._token
-        return token is not None and self._loop.is_armed(token)
-
-    def cancel(self):
-        """Disarms the timeout, if armed; it can be started again."""
-        token = self._token
-        if token is not None:
-            self._token = None
-            self._loop.disarm(token)
-
-    def close(self):
-        """Disarms the timeout (gevent also frees its timer; here it is the same as cancel)."""
-        self.cancel()
-
     def __repr__(self):
         classname = type(self).__name__
         pending = " pending" if self.pending else ""
@@ -138,21 +98,6 @@ class Timeout(BaseException):
         if self.exception is False:
             return "%s second%s (silent)" % (self.seconds, suffix)
         return "%s second%s: %s" % (self.seconds, suffix, self.exception)
-
-    def __enter__(self):
-        token = self._token
-        if token is None or not self._loop.is_armed(token):
-            self.start()
-        return self
-
-    def __exit__(self, typ, value, tb):
-        token = self._token
-        if token is not None:
-            self._token = None
-            self._loop.disarm(token)
-        if value is self and self.exception is False:
-            return True
-        return None
 
 
 def with_timeout(seconds, function, *args, **kwds):

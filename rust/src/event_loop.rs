@@ -48,6 +48,30 @@ use crate::waits::{Outcome, Wait, WaitKey, Waits};
 use crate::watchers::{Async, Callback, Io, Timer};
 use crate::wheel::{Tick, TimerKey, Wheel};
 
+thread_local! {
+    /// The loop whose hub runs in this thread (set when `loop.hub` is set).
+    static THREAD_LOOP: std::cell::RefCell<Option<Py<Loop>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's loop, creating the hub (through `verdigris.hub.get_hub()`) on first use.
+pub(crate) fn thread_loop(py: Python<'_>) -> PyResult<Py<Loop>> {
+    if let Some(lp) = THREAD_LOOP.with(|cell| cell.borrow().as_ref().map(|l| l.clone_ref(py))) {
+        return Ok(lp);
+    }
+    let hub = py.import("verdigris.hub")?.getattr("get_hub")?.call0()?;
+    let lp = hub.getattr("loop")?;
+    let lp = lp.cast::<Loop>().map_err(PyErr::from)?.clone().unbind();
+    THREAD_LOOP.with(|cell| *cell.borrow_mut() = Some(lp.clone_ref(py)));
+    Ok(lp)
+}
+
+/// `verdigris.sleep(seconds=0, ref=True)`: the current thread's loop parks the current greenlet.
+#[pyfunction]
+#[pyo3(signature = (seconds = 0.0, r#ref = true))]
+pub fn sleep(py: Python<'_>, seconds: f64, r#ref: bool) -> PyResult<()> {
+    thread_loop(py)?.get().sleep_impl(py, seconds, r#ref)
+}
+
 /// Nanoseconds per wheel tick (1 ms, the resolution of epoll's timeout).
 const TICK_NS: u64 = 1_000_000;
 
@@ -159,6 +183,43 @@ fn os_error(context: &str, fd: RawFd, e: std::io::Error) -> PyErr {
 }
 
 impl Loop {
+    fn set_hub_inner(&self, py: Python<'_>, hub: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        if let Some(h) = &hub {
+            if !greenlet_api::api().is_greenlet(h) {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "loop.hub must be a greenlet, not {}",
+                    h.get_type().name()?
+                )));
+            }
+        }
+        let old = std::mem::replace(&mut self.st(py)?.borrow_mut().hub, hub.map(Bound::unbind));
+        drop(old);
+        Ok(())
+    }
+
+    pub(crate) fn sleep_impl(&self, py: Python<'_>, seconds: f64, keeps_alive: bool) -> PyResult<()> {
+        self.sleep(py, seconds, keeps_alive)
+    }
+
+    pub(crate) fn timeout_arm(
+        &self,
+        py: Python<'_>,
+        seconds: f64,
+        glet: Bound<'_, PyAny>,
+        throws: Py<PyAny>,
+        keeps_alive: bool,
+    ) -> PyResult<u64> {
+        self.arm_throw(py, seconds, glet, throws, keeps_alive)
+    }
+
+    pub(crate) fn timeout_disarm(&self, py: Python<'_>, token: u64) -> PyResult<bool> {
+        self.disarm(py, token)
+    }
+
+    pub(crate) fn timeout_armed(&self, py: Python<'_>, token: u64) -> PyResult<bool> {
+        self.is_armed(py, token)
+    }
+
     pub(crate) fn threadsafe(&self) -> &Threadsafe {
         &self.threadsafe
     }
@@ -699,18 +760,23 @@ impl Loop {
     }
 
     #[setter]
-    fn set_hub(&self, py: Python<'_>, hub: Option<Bound<'_, PyAny>>) -> PyResult<()> {
-        if let Some(h) = &hub {
-            if !greenlet_api::api().is_greenlet(h) {
-                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "loop.hub must be a greenlet, not {}",
-                    h.get_type().name()?
-                )));
-            }
+    fn set_hub(slf: &Bound<'_, Self>, hub: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.state.is_owner() {
+            let me = slf.clone().unbind();
+            let attach = hub.is_some();
+            THREAD_LOOP.with(|cell| {
+                let mut cur = cell.borrow_mut();
+                let is_me = cur.as_ref().is_some_and(|l| l.is(&me));
+                if attach {
+                    *cur = Some(me);
+                } else if is_me {
+                    *cur = None;
+                }
+            });
         }
-        let old = std::mem::replace(&mut self.st(py)?.borrow_mut().hub, hub.map(Bound::unbind));
-        drop(old);
-        Ok(())
+        this.set_hub_inner(py, hub)
     }
 
     /// The loop's cached time (seconds of `time.monotonic()`), updated every turn.

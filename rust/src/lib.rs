@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod monitor;
 pub mod owner;
 pub mod poll;
+pub mod timeout;
 pub mod waits;
 pub mod watchers;
 pub mod wheel;
@@ -38,6 +39,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<watchers::Async>()?;
     m.add_class::<hooks::Hook>()?;
     m.add_class::<monitor::Monitor>()?;
+    m.add_class::<timeout::TimeoutBase>()?;
+    m.add_function(wrap_pyfunction!(event_loop::sleep, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
     m.add("READ", poll::READ)?;
