@@ -47,6 +47,11 @@ __all__ = [
     "idle",
 ]
 
+# The OS thread's identity, captured before monkey patching can make threading.get_ident
+# answer per greenlet (verdigris/__init__ imports this module before monkey can patch).
+import _thread  # noqa: E402
+
+get_thread_ident = _thread.get_ident
 MAIN_THREAD_IDENT = threading.main_thread().ident
 
 _tls = threading.local()
@@ -99,7 +104,7 @@ class Hub(RawGreenlet):
 
     def __init__(self, loop=None, default=None):
         RawGreenlet.__init__(self)
-        self.thread_ident = threading.get_ident()
+        self.thread_ident = get_thread_ident()
         if default is None:
             default = self.thread_ident == MAIN_THREAD_IDENT
         if loop is None:
