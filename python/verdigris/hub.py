@@ -20,6 +20,7 @@ from greenlet import getcurrent
 from greenlet import greenlet as RawGreenlet
 
 from verdigris._core import Loop
+from verdigris._core import hub_switch as _hub_switch
 from verdigris._waiter import Waiter
 from verdigris.exceptions import (
     BlockingSwitchOutError,
@@ -55,9 +56,6 @@ get_thread_ident = _thread.get_ident
 MAIN_THREAD_IDENT = threading.main_thread().ident
 
 _tls = threading.local()
-_raw_switch = RawGreenlet.switch
-#: greenlet class -> its ``switch_out`` function, or None
-_switch_out_of = {}
 
 
 class _readproperty:
@@ -153,23 +151,11 @@ class Hub(RawGreenlet):
             # would make the parent's switch() return an unexpected value.
             self.parent.throw(LoopExit("This operation would block forever", self))
 
-    def switch(self):
-        """Switches to the hub; returns what is switched back into the current greenlet.
-
-        Calls the current greenlet's ``switch_out()`` first if its class defines one (the hub's
-        own raises :class:`BlockingSwitchOutError`).
-        """
-        current = getcurrent()
-        cls = type(current)
-        try:
-            switch_out = _switch_out_of[cls]
-        except KeyError:
-            # Looked up once per class: a failed getattr on a greenlet raises (and formats) an
-            # AttributeError internally, which would cost more than the switch itself.
-            switch_out = _switch_out_of[cls] = getattr(cls, "switch_out", None)
-        if switch_out is not None:
-            switch_out(current)
-        return _raw_switch(self)
+    #: ``hub.switch()``: switches from the current greenlet to the hub and returns what is
+    #: switched back into it later. Calls the current greenlet class's ``switch_out`` first
+    #: (the hub's own raises :class:`BlockingSwitchOutError`). Native (``_core.hub_switch``),
+    #: because every blocking call goes through it; it always targets the current thread's hub.
+    switch = _hub_switch
 
     def switch_out(self):
         raise BlockingSwitchOutError("Impossible to call blocking function in the event loop callback")

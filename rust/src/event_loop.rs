@@ -72,6 +72,51 @@ pub fn sleep(py: Python<'_>, seconds: f64, r#ref: bool) -> PyResult<()> {
     thread_loop(py)?.get().sleep_impl(py, seconds, r#ref)
 }
 
+thread_local! {
+    /// greenlet class (by address, the class kept alive) -> its `switch_out`, if any.
+    static SWITCH_OUT: std::cell::RefCell<HashMap<usize, (Py<PyAny>, Option<Py<PyAny>>)>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// The `switch_out` hook of `current`'s class, looked up once per class: a failed attribute
+/// lookup on a greenlet raises (and formats) an AttributeError, dearer than the switch.
+fn switch_out_of<'py>(current: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = current.py();
+    let cls = current.get_type();
+    let addr = cls.as_ptr() as usize;
+    if let Some(found) = SWITCH_OUT.with(|m| {
+        m.borrow().get(&addr).map(|(_, hook)| hook.as_ref().map(|h| h.clone_ref(py)))
+    }) {
+        return Ok(found.map(|h| h.into_bound(py)));
+    }
+    let hook = match cls.getattr("switch_out") {
+        Ok(h) if !h.is_none() => Some(h.unbind()),
+        Ok(_) => None,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => None,
+        Err(e) => return Err(e),
+    };
+    let result = hook.as_ref().map(|h| h.clone_ref(py).into_bound(py));
+    SWITCH_OUT.with(|m| m.borrow_mut().insert(addr, (cls.into_any().unbind(), hook)));
+    Ok(result)
+}
+
+/// `Hub.switch()`: switches from the current greenlet to this thread's hub and returns what is
+/// later switched back. Calls the current greenlet class's `switch_out(greenlet)` first (the
+/// hub's own raises `BlockingSwitchOutError`). Arguments are ignored (it is installed as a
+/// plain function in the `Hub` class, so `hub.switch()` passes none and `Hub.switch(hub)` one).
+#[pyfunction]
+#[pyo3(signature = (*_args))]
+pub fn hub_switch<'py>(py: Python<'py>, _args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    let lp = thread_loop(py)?;
+    let api = greenlet_api::api();
+    let current = api.current(py)?;
+    if let Some(hook) = switch_out_of(&current)? {
+        hook.call1((current.clone(),))?;
+    }
+    let hub = lp.get().hub_for(py, &current)?;
+    api.switch(&hub, lp.get().empty.bind(py))
+}
+
 /// Nanoseconds per wheel tick (1 ms, the resolution of epoll's timeout).
 const TICK_NS: u64 = 1_000_000;
 

@@ -41,6 +41,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<monitor::Monitor>()?;
     m.add_class::<timeout::TimeoutBase>()?;
     m.add_function(wrap_pyfunction!(event_loop::sleep, m)?)?;
+    m.add_function(wrap_pyfunction!(event_loop::hub_switch, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("build_profile", if cfg!(debug_assertions) { "debug" } else { "release" })?;
     m.add("READ", poll::READ)?;
