@@ -1,7 +1,9 @@
-"""The seed tutorial's examples: each ``shared/seed/NN_name.py`` prints its ``.expected`` file.
+"""The tutorial's examples: each ``NN_name.py`` prints its ``.expected`` file.
 
-The seed folder sits beside the repository (``../shared/seed``). Each example runs in a fresh
-interpreter (this one's executable and path), exactly as ``check.sh`` runs it.
+The examples ship in ``examples/tutorial/`` (what ``make demo`` tours); the seed folder beside the
+repository (``../shared/seed``), when present, is checked too, so the shipped copies cannot drift
+from the spec. Each example runs in a fresh interpreter (this one's executable and path), exactly
+as ``check.sh`` runs it.
 """
 import importlib
 import os
@@ -12,7 +14,8 @@ from pathlib import Path
 import pytest
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed"
-EXAMPLES = sorted(SEED.glob("0*.py")) if SEED.is_dir() else []
+SHIPPED = Path(__file__).resolve().parents[1] / "examples" / "tutorial"
+EXAMPLES = sorted(SHIPPED.glob("0*.py")) + (sorted(SEED.glob("0*.py")) if SEED.is_dir() else [])
 AGAINST_GEVENT = os.environ.get("VERDIGRIS_TEST_AGAINST") == "gevent"
 
 # Against gevent, run the unchanged example with ``verdigris`` aliased to gevent. gevent 26 has no
@@ -41,14 +44,15 @@ def _has_monkey():
 def _params():
     if not EXAMPLES:
         return [pytest.param(None, marks=pytest.mark.skip(
-            reason="no seed examples: %s is absent (it sits beside the repository)" % SEED))]
+            reason="no examples found in %s" % SHIPPED))]
     params = []
     for script in EXAMPLES:
         marks = []
         if script.name.startswith("02_dns") and not _has_monkey():
             marks.append(pytest.mark.xfail(reason="needs verdigris.monkey (I/O issue #3)",
                                            strict=False))
-        params.append(pytest.param(script, marks=marks, id=script.stem))
+        params.append(pytest.param(script, marks=marks,
+                                   id="%s/%s" % (script.parent.parent.name, script.stem)))
     return params
 
 
@@ -70,9 +74,8 @@ def test_seed_example_prints_what_is_expected(script):
     assert proc.stdout.splitlines() == expected.splitlines(), proc.stderr
 
 
-@pytest.mark.skipif(not (SEED / "03_status.py").is_file(), reason="seed example 03 is absent")
 def test_seed_status_prints_the_failed_greenlets_traceback_to_stderr():
-    proc = _run(SEED / "03_status.py")
+    proc = _run(SHIPPED / "03_status.py")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" in proc.stderr
     assert "Exception: You failed!" in proc.stderr
