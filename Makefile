@@ -6,13 +6,20 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-installed
 
-.PHONY: demo test build cargo-test pytest seed bench clean
+.PHONY: demo test build sysdeps cargo-test pytest seed bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "greenlet>=3.0" gevent mypy requests redis
+	$(VPY) -m pip install --quiet "maturin>=1.5,<2" "pytest>=7" "greenlet>=3.0" gevent mypy requests redis gunicorn
 	touch $(STAMP)
+
+# Servers the tests talk to on loopback (Debian packages). Installed when missing and we may;
+# otherwise the tests that need them are skipped with the reason.
+sysdeps:
+	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) \
+	  || echo "redis-server not installed: redis tests will be skipped"; }
 
 build: $(STAMP)
 	$(VENV)/bin/maturin develop --release --quiet
@@ -30,7 +37,7 @@ seed: build
 	@if [ -d ../shared/seed ]; then ../shared/seed/check.sh $(VPY); \
 	else echo "seed: ../shared/seed not found, skipped (tests/test_seed.py covers the shipped copies)"; fi
 
-test: cargo-test pytest
+test: sysdeps cargo-test pytest
 
 bench: build
 	$(VPY) -m benches

@@ -15,7 +15,6 @@ from verdigris.hub import (
     idle,
     kill,
     reinit,
-    signal,
     sleep,
     spawn_raw,
 )
@@ -41,6 +40,8 @@ __all__ = [
     "killall",
     "reinit",
     "setswitchinterval",
+    "fork",
+    "signal_handler",
     "sleep",
     "spawn",
     "spawn_later",
