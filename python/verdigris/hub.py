@@ -19,6 +19,7 @@ from greenlet import GreenletExit
 from greenlet import getcurrent
 from greenlet import greenlet as RawGreenlet
 
+from verdigris._config import config
 from verdigris._core import Loop
 from verdigris._core import hub_switch as _hub_switch
 from verdigris._waiter import Waiter
@@ -88,11 +89,19 @@ class Hub(RawGreenlet):
     #: Exceptions that end a greenlet without being worth a traceback.
     NOT_ERROR = (GreenletExit, SystemExit)
 
-    #: Class of the loop a new hub creates.
-    loop_class = Loop
-    #: Size of the hub's thread pool when it is created.
-    threadpool_size = 10
     name = ""
+    #: The hub's monitor (:class:`verdigris._monitor.PeriodicMonitoringThread`) once it runs.
+    periodic_monitoring_thread = None
+
+    @_readproperty
+    def loop_class(self):
+        """Class of the loop a new hub creates (``config.loop``: :class:`verdigris._loop.Loop`)."""
+        return config.loop
+
+    @_readproperty
+    def threadpool_size(self):
+        """Size of the hub's thread pool when it is created (``config.threadpool_size``)."""
+        return config.threadpool_size
 
     @_readproperty
     def exception_stream(self):
@@ -120,7 +129,10 @@ class Hub(RawGreenlet):
         if self.loop is None:
             info = "destroyed"
         else:
-            info = repr(self.loop)
+            try:
+                info = repr(self.loop)
+            except Exception as ex:  # noqa: BLE001 - e.g. asked from another thread
+                info = "<loop of another thread: %s>" % (type(ex).__name__,)
         return "<%s %r at 0x%x %s thread_ident=0x%x>" % (
             type(self).__name__, self.name, id(self), info, self.thread_ident)
 
@@ -134,6 +146,7 @@ class Hub(RawGreenlet):
     def run(self):
         """The hub greenlet's body: runs the loop forever. Do not call it directly."""
         assert self is getcurrent(), "Do not call Hub.run() directly"
+        self.start_periodic_monitoring_thread()
         while True:
             loop = self.loop
             if loop is None:
@@ -159,6 +172,23 @@ class Hub(RawGreenlet):
 
     def switch_out(self):
         raise BlockingSwitchOutError("Impossible to call blocking function in the event loop callback")
+
+    def start_periodic_monitoring_thread(self):
+        """Starts the hub's monitor if ``config.monitor_thread`` and not yet done; returns it.
+
+        Called by :meth:`run`. The monitor reports greenlets that block the loop for
+        ``config.max_blocking_time`` (see :mod:`verdigris._monitor`).
+        """
+        if self.periodic_monitoring_thread is None and config.monitor_thread:
+            from verdigris._monitor import PeriodicMonitoringThread
+            from verdigris.events import PeriodicMonitorThreadStartedEvent
+            from verdigris.events import notify_and_call_entry_points
+
+            monitor = self.periodic_monitoring_thread = PeriodicMonitoringThread(self)
+            if self.main_hub:
+                monitor.install_monitor_memory_usage()
+            notify_and_call_entry_points(PeriodicMonitorThreadStartedEvent(monitor))
+        return self.periodic_monitoring_thread
 
     def wait(self, watcher):
         """Parks the current greenlet until *watcher* fires (then stops it)."""
@@ -216,6 +246,9 @@ class Hub(RawGreenlet):
 
     def destroy(self, destroy_loop=None):
         """Stops the hub; destroys its loop (default: unless it is the main thread's)."""
+        if self.periodic_monitoring_thread is not None:
+            self.periodic_monitoring_thread.kill()
+            self.periodic_monitoring_thread = None
         if self._threadpool is not None:
             self._threadpool.kill()
             self._threadpool = None
@@ -249,9 +282,14 @@ class Hub(RawGreenlet):
         Prints it (unless it is a :attr:`NOT_ERROR`) and, for :attr:`SYSTEM_ERROR` exceptions or
         errors of the hub itself (``context`` None), re-raises it in the main greenlet.
         """
+        if (type, value, tb) == (None, None, None):
+            type, value, tb = sys.exc_info()
         if isinstance(value, str):
             # Old-style string exceptions; gevent accepts them too.
             value = type(value)
+        if type is HubDestroyed:
+            # destroy() threw it to end the hub: it must keep propagating.
+            raise value.with_traceback(tb)
         if not issubclass(type, self.NOT_ERROR):
             self.print_exception(context, type, value, tb)
         if context is None or issubclass(type, self.SYSTEM_ERROR):
@@ -302,36 +340,54 @@ class Hub(RawGreenlet):
             except Exception:
                 pass
 
-    def format_context(self, context):
-        return repr(context)
+    @_readproperty
+    def format_context(self):
+        """Turns the context of a failure into text (``config.format_context``)."""
+        return config.format_context
 
     # -- services ----------------------------------------------------------------------------
+
+    @property
+    def threadpool_class(self):
+        """``config.threadpool`` (:class:`verdigris.threadpool.ThreadPool`)."""
+        return config.threadpool
 
     @property
     def threadpool(self):
         """The hub's thread pool, created on first use."""
         if self._threadpool is None:
-            from verdigris.threadpool import ThreadPool
-
-            self._threadpool = ThreadPool(self.threadpool_size, hub=self)
+            self._threadpool = self.threadpool_class(
+                self.threadpool_size, hub=self,
+                idle_task_timeout=config.threadpool_idle_task_timeout)
         return self._threadpool
 
     @threadpool.setter
     def threadpool(self, value):
         self._threadpool = value
 
+    @threadpool.deleter
+    def threadpool(self):
+        self._threadpool = None
+
+    @property
+    def resolver_class(self):
+        """``config.resolver`` (:class:`verdigris.resolver.Resolver`)."""
+        return config.resolver
+
     @property
     def resolver(self):
         """The hub's DNS resolver, created on first use."""
         if self._resolver is None:
-            from verdigris.resolver import Resolver
-
-            self._resolver = Resolver(hub=self)
+            self._resolver = self.resolver_class(hub=self)
         return self._resolver
 
     @resolver.setter
     def resolver(self, value):
         self._resolver = value
+
+    @resolver.deleter
+    def resolver(self):
+        self._resolver = None
 
 
 _default_hub_class = Hub
@@ -442,6 +498,8 @@ def reinit(hub=None):
             hub._threadpool = None
     if hub._resolver is not None:
         hub._resolver = None
+    if hub.periodic_monitoring_thread is not None:
+        hub.periodic_monitoring_thread._on_fork()
 
 
 if hasattr(os, "register_at_fork"):

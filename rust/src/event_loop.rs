@@ -1258,7 +1258,13 @@ impl Loop {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let st = self.st(py)?.borrow();
+        let Ok(cell) = self.st(py) else {
+            return Ok(format!(
+                "<verdigris loop{} of another thread>",
+                if self.default { " default" } else { "" }
+            ));
+        };
+        let st = cell.borrow();
         Ok(format!(
             "<verdigris loop{} ready={} timers={} parked={} refs={}{}>",
             if self.default { " default" } else { "" },

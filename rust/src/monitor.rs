@@ -51,6 +51,8 @@ pub struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
     period: f64,
+    /// The process that started the thread: a forked child has no such thread to join.
+    pid: u32,
 }
 
 impl Monitor {
@@ -65,7 +67,7 @@ impl Monitor {
             .name("verdigris-monitor".into())
             .spawn(move || watch(activity, interval, report, thread_stop))
             .map_err(|e| PyValueError::new_err(format!("starting the monitor thread: {e}")))?;
-        Ok(Monitor { stop, thread: Mutex::new(Some(thread)), period })
+        Ok(Monitor { stop, thread: Mutex::new(Some(thread)), period, pid: std::process::id() })
     }
 }
 
@@ -108,6 +110,11 @@ impl Monitor {
         self.stop.store(true, Ordering::Release);
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
+            if self.pid != std::process::id() {
+                // Forked child: the thread stayed in the parent; forget its handle.
+                std::mem::forget(handle);
+                return;
+            }
             handle.thread().unpark();
             if handle.thread().id() != std::thread::current().id() {
                 py.detach(|| {
