@@ -21,6 +21,7 @@ from verdigris.hub import (
 from verdigris._hub_primitives import iwait_on_objects as iwait
 from verdigris._hub_primitives import wait_on_objects as wait
 from verdigris.timeout import Timeout, with_timeout
+from verdigris._gevent_alias import install_as_gevent
 
 spawn = Greenlet.spawn
 spawn_later = Greenlet.spawn_later
@@ -34,6 +35,7 @@ __all__ = [
     "getcurrent",
     "getswitchinterval",
     "idle",
+    "install_as_gevent",
     "iwait",
     "joinall",
     "kill",

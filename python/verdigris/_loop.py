@@ -46,6 +46,7 @@ import errno
 import os
 import signal as _signal
 import sys
+import _thread
 import threading
 
 from verdigris import _core
@@ -285,7 +286,7 @@ class _SignalRegistry:
 
     def _claim_wakeup_fd(self, loop):
         # Only the main thread may set it, and only the loop polling there benefits from it.
-        if self.wakeup_loop is not None or threading.get_ident() != _MAIN_THREAD_IDENT:
+        if self.wakeup_loop is not None or _thread.get_ident() != _MAIN_THREAD_IDENT:
             return
         ours = loop.signal_wakeup_fd()
         old = _signal.set_wakeup_fd(ours, warn_on_full_buffer=False)
@@ -296,7 +297,7 @@ class _SignalRegistry:
 
     def _release_wakeup_fd(self):
         loop, self.wakeup_loop = self.wakeup_loop, None
-        if threading.get_ident() != _MAIN_THREAD_IDENT:
+        if _thread.get_ident() != _MAIN_THREAD_IDENT:
             return
         current = _signal.set_wakeup_fd(-1)
         if current != loop.signal_wakeup_fd():

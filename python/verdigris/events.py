@@ -98,8 +98,12 @@ def _plugins(group):
     if plugins is None:
         from importlib import metadata
 
-        plugins = _entry_point_plugins[group] = [ep.load() for ep in
-                                                 metadata.entry_points(group=group)]
+        eps = metadata.entry_points()
+        if hasattr(eps, "select"):  # Python 3.10+
+            found = eps.select(group=group)
+        else:  # Python 3.9: a dict of group -> entry points
+            found = eps.get(group, ())
+        plugins = _entry_point_plugins[group] = [ep.load() for ep in found]
     return plugins
 
 

@@ -411,7 +411,7 @@ impl Loop {
                         st.fd_waits.remove(&fd);
                     }
                 }
-                if !st.kept_fds.contains(&fd) {
+                if wait.owns_registration {
                     release_fd = Some(fd);
                 }
             }
@@ -1138,6 +1138,7 @@ impl Loop {
             let mut wait = Wait::new(current.clone().unbind());
             wait.fd = Some((fd, events));
             wait.counts_ref = true;
+            wait.owns_registration = registered_for_wait;
             let key = st.waits.insert(wait);
             if let Some(t) = timeout {
                 let timer = st.wheel.insert(self.deadline_for(t), Ready::Resume(key, Outcome::TimedOut));

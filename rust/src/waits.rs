@@ -38,6 +38,9 @@ pub struct Wait {
     pub fd: Option<(RawFd, u8)>,
     /// Whether this wait keeps the loop alive.
     pub counts_ref: bool,
+    /// Whether this wait registered its fd with the poller for itself (a `keep=False` wait):
+    /// then, and only then, removing the wait gives that registration back.
+    pub owns_registration: bool,
     /// A wake-up for it sits in the ready queue.
     pub queued: bool,
     /// Set by the loop just before switching back into `glet`.
@@ -51,7 +54,7 @@ pub struct Wait {
 impl Wait {
     /// A wait for `glet` with nothing armed yet.
     pub fn new(glet: Py<PyAny>) -> Wait {
-        Wait { glet, timer: None, fd: None, counts_ref: false, queued: false, fired: None, throw: None }
+        Wait { glet, timer: None, fd: None, counts_ref: false, owns_registration: false, queued: false, fired: None, throw: None }
     }
 }
 
